@@ -1,0 +1,24 @@
+"""gunicorn settings, each overridable from the environment.
+
+Two sync workers per core suit a CPU-bound service behind nginx (nginx buffers slow
+clients); set GUNICORN_WORKER_CLASS=gthread and GUNICORN_THREADS for keep-alive
+straight to gunicorn.
+"""
+
+import multiprocessing
+import os
+
+bind = (
+    os.environ.get("BIND")
+    or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+)
+workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count())
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 10
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+# Load the app (and its keys) once in the master, then fork: workers share the pages.
+preload_app = True
