@@ -175,6 +175,10 @@ def load_config(overrides: dict | None = None) -> dict:
         # Allows an http issuer in production only on loopback (benchmarks, smoke tests).
         "ALLOW_HTTP_ISSUER": _bool("TESSERA_ALLOW_HTTP_ISSUER", False),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        # Under https Flask-WTF would also demand a same-origin Referer, which browsers
+        # never send here (Referrer-Policy: no-referrer); the CSRF token and the
+        # SameSite=Lax session cookie are the protection.
+        "WTF_CSRF_SSL_STRICT": False,
     }
     if overrides:
         cfg.update(overrides)

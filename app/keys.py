@@ -104,8 +104,10 @@ def generate_key_file(folder: str | Path, alg: str = "RS256") -> Path:
     )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    path = folder / f"{stamp}-{time.time_ns() % 1_000_000:06d}-{alg.lower()}.pem"
+    # One clock reading: seconds, then microseconds, so names sort by age within a second.
+    now = time.time_ns()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000))
+    path = folder / f"{stamp}-{now // 1000 % 1_000_000:06d}-{alg.lower()}.pem"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)

@@ -55,7 +55,12 @@ def handle(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
 
 
 def _reused(ctx: GrantContext, token: Any, value: str) -> dict[str, Any]:
-    within_grace = token.rotated_at is not None and ctx.now - token.rotated_at <= ctx.refresh_grace
+    # A grace of 0 is strict: even a retry in the same second revokes the family.
+    within_grace = (
+        ctx.refresh_grace > 0
+        and token.rotated_at is not None
+        and ctx.now - token.rotated_at <= ctx.refresh_grace
+    )
     if within_grace and token.revoked_at is None and token.successor:
         previous = open_response(value, token.successor)
         if previous is not None:
