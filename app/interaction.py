@@ -104,8 +104,12 @@ def advance(req: AuthorizationRequest, ix: str | None, consented: bool = False) 
             query = {"ix": ix, **({"login_hint": req.login_hint} if req.login_hint else {})}
             return redirect(url_for("login.login") + "?" + urlencode(query))
         assert user is not None
+        if req.id_token_hint_sub is not None and req.id_token_hint_sub != user.id:
+            # OIDC Core §3.1.2.2: whoever signed in must be the user the hint names.
+            raise LoginRequired("The signed-in user is not the one id_token_hint names.")
         scopes = set(req.scopes)
-        if not client.first_party and not consented:
+        # First-party clients skip consent unless they ask for it with prompt=consent.
+        if (not client.first_party or "consent" in req.prompt) and not consented:
             consent = find_consent(get_db(), user.id, client.id)
             if "consent" in req.prompt or consent is None or not consent.covers(scopes):
                 if "none" in req.prompt:

@@ -25,7 +25,7 @@ from app.oauth.params import Params
 log = logging.getLogger("tessera")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-HTML_BLUEPRINTS = {"authorize"}
+HTML_BLUEPRINTS = {"authorize", "login", "consent"}  # pages a person sees in a browser
 
 
 def params_from(source: Any) -> Params:
