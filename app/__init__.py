@@ -78,8 +78,10 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     discovery = json.dumps(metadata(app.extensions["tessera"])).encode()
     static_headers = web.static_security_headers(issuer.startswith("https://"))
+    allowance = _token_allowance(cfg, limiter)
+    app.extensions["tessera_token_allowance"] = allowance  # the view answers what it refuses
     app.wsgi_app = BackChannelFastPath(  # type: ignore[method-assign]
-        app.wsgi_app, app.extensions["tessera"], _token_allowance(cfg, limiter), static_headers
+        app.wsgi_app, app.extensions["tessera"], allowance, static_headers
     )
     app.wsgi_app = StaticDocuments(  # type: ignore[method-assign]
         app.wsgi_app,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -195,3 +196,18 @@ class BatchedLimit:
                 return False
             entry[1], entry[2], entry[3] = 0, total, now
         return entry[2] + entry[1] <= self.limit
+
+    def exceeded(self, key: str) -> int | None:
+        """Seconds to wait if ``key`` went over its limit in this window, else None.
+
+        A request the fast path refused for its limit reaches the Flask view, which
+        asks this (the two paths count apart, so the view's own limit has not seen it).
+        """
+        now = time.time()
+        window = int(now // self.period)
+        entry = self.counts.get(key)
+        if entry is None or entry[0] != window:
+            return None
+        if entry[2] < self.limit and entry[2] + entry[1] <= self.limit:
+            return None
+        return max(1, math.ceil((window + 1) * self.period - now))

@@ -92,6 +92,8 @@ def validate_metadata(
         raise InvalidClientMetadata("grant_types and response_types are inconsistent.")
     if method == "none" and "client_credentials" in grants:
         raise InvalidClientMetadata("A public client cannot use client_credentials.")
+    if method == "none" and "authorization_code" not in grants:
+        raise InvalidClientMetadata("A public client must use the code flow with PKCE.")
     uris = _string_list("redirect_uris", data.get("redirect_uris", []))
     if "authorization_code" in grants and not uris:
         raise InvalidRedirectUri("redirect_uris is required for the authorization code flow.")

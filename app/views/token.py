@@ -11,7 +11,7 @@ from app.db import get_db
 from app.extensions import Provider, client_id_key, csrf, limiter, provider
 from app.models import Client
 from app.oauth.client_auth import ClientAuthContext, authenticate_client
-from app.oauth.errors import UnsupportedGrantType
+from app.oauth.errors import TemporarilyUnavailable, UnsupportedGrantType
 from app.oauth.grants import GRANTS, GrantContext
 from app.oauth.params import Params
 from app.web import json_response
@@ -57,6 +57,16 @@ def _token_limit() -> str:
     return current_app.config["RATELIMIT_TOKEN"]
 
 
+def _check_fast_path_limit(client_id: str) -> None:
+    """The fast path counts the requests it answers; once it refuses a client, so do we."""
+    exceeded = getattr(current_app.extensions.get("tessera_token_allowance"), "exceeded", None)
+    wait = exceeded(client_id) if exceeded is not None else None
+    if wait is not None:
+        err = TemporarilyUnavailable()
+        err.headers["Retry-After"] = str(wait)
+        raise err
+
+
 @bp.post("/token")
 @csrf.exempt
 @limiter.limit(_token_limit, key_func=client_id_key)
@@ -64,6 +74,7 @@ def token() -> Response:
     params = form_params()
     p = provider()
     client = authenticate(p, params)
+    _check_fast_path_limit(client.id)
     handler = GRANTS.get(params.required("grant_type"))
     if handler is None:
         raise UnsupportedGrantType()
