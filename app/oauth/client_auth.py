@@ -24,7 +24,9 @@ from app.security import digest, same
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-MAX_ASSERTION_LIFETIME = 600
+# One hour (plus skew): common client libraries sign assertions for an hour; the jti is
+# remembered for as long as the assertion lives.
+MAX_ASSERTION_LIFETIME = 3600 + 60
 
 
 @dataclass

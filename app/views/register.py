@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
@@ -42,8 +43,16 @@ def _check_policy() -> None:
             raise _invalid_token("A valid initial access token is required to register.")
 
 
+def _json_body() -> Any:
+    """The JSON body; None when missing or malformed, too deeply nested included."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 def _metadata() -> dict:
-    data = request.get_json(silent=True)
+    data = _json_body()
     if not request.is_json or data is None:
         raise InvalidClientMetadata("Send the client metadata as a JSON object.")
     p = provider()
@@ -77,8 +86,7 @@ def register() -> Response:
     meta = _metadata()
     client = Client(id=random_token(16), issued_at=int(time.time()), require_pkce=True)
     apply_metadata(client, meta)
-    secret = None if client.is_public else random_token(32)
-    client.secret_digest = digest(secret) if secret else None
+    secret = _new_secret_if_needed(client)
     reg_token = random_token(32)
     client.registration_token_digest = digest(reg_token)
     db = get_db()
@@ -114,7 +122,7 @@ def manage(client_id: str) -> Response:
         provider().clients.invalidate(client_id)
         events.record("client.deleted", client_id=client_id)
         return Response(status=204, headers={"Cache-Control": "no-store"})
-    data = request.get_json(silent=True)
+    data = _json_body()
     if isinstance(data, dict):
         if data.get("client_id") != client_id:
             raise InvalidRequest("client_id in the body must match the URL.")
@@ -129,7 +137,20 @@ def manage(client_id: str) -> Response:
     if (meta["token_endpoint_auth_method"] == "none") != client.is_public:
         raise InvalidClientMetadata("A client cannot switch between public and confidential.")
     apply_metadata(client, meta)
+    secret = _new_secret_if_needed(client)
     db.commit()
     provider().clients.invalidate(client_id)
     events.record("client.updated", client_id=client_id)
-    return _response(client, 200, None, None)
+    return _response(client, 200, secret, None)
+
+
+def _new_secret_if_needed(client: Client) -> str | None:
+    """A secret only for the client_secret_* methods; issued once, returned once."""
+    if not client.token_endpoint_auth_method.startswith("client_secret_"):
+        client.secret_digest = None
+        return None
+    if client.secret_digest is not None:
+        return None
+    secret = random_token(32)
+    client.secret_digest = digest(secret)
+    return secret
