@@ -17,16 +17,23 @@ def find_user(db: Session, user_id: str) -> User | None:
     return db.get(User, user_id)
 
 
+def storable(value: str) -> bool:
+    """False for text no user or client can have: PostgreSQL text cannot hold NUL."""
+    return "\x00" not in value
+
+
 def find_user_by_login(db: Session, login: str) -> User | None:
     """Look a user up by username or e-mail address (case-insensitive for e-mail)."""
     login = login.strip()
+    if not storable(login):
+        return None
     return db.scalar(
         select(User).where(or_(User.username == login, User.email == login.lower())).limit(1)
     )
 
 
 def find_client(db: Session, client_id: str) -> Client | None:
-    return db.get(Client, client_id)
+    return db.get(Client, client_id) if storable(client_id) else None
 
 
 def find_client_by_registration_token(db: Session, token: str) -> Client | None:
@@ -136,6 +143,8 @@ class ClientCache:
         self._lock = threading.Lock()
 
     def get(self, client_id: str) -> Client | None:
+        if not storable(client_id):
+            return None
         now = time.monotonic()
         self._refresh_epoch(now)
         entry = self._entries.get(client_id)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from html import unescape
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
+import pytest
 import requests
 from flask import Flask
 
-from app.cli import create_client
+from app import create_app
+from app.cli import create_client, upgrade_database
 from app.models import User
 
 PASSWORD = "correct horse battery staple"
@@ -35,6 +40,8 @@ def assert_oauth_error(resp: Any, error: str, status: int = 400) -> dict:
     assert body["error"] == error, body
     assert isinstance(body.get("error_description"), str)
     assert resp.headers.get("Cache-Control") == "no-store"
+    if status == 401:  # RFC 7235 §3.1: every 401 carries a challenge
+        assert resp.headers.get("WWW-Authenticate"), resp.headers
     return body
 
 
@@ -187,3 +194,74 @@ def wait_until(predicate, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+# --- services and apps: imported from here only, so PostgreSQL is reset once per run ---
+
+REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+_postgres_reset = False
+
+
+def database_url(tmp: Path, name: str) -> str:
+    """PostgreSQL is emptied once per session; each SQLite app gets its own file."""
+    global _postgres_reset
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        if not _postgres_reset:
+            _reset_postgres(url)
+            _postgres_reset = True
+        return url
+    if REQUIRE:
+        pytest.fail("REQUIRE_SERVICES=1 but TEST_DATABASE_URL is not set")
+    return f"sqlite:///{tmp / name}"
+
+
+def redis_url() -> str | None:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        import redis
+
+        try:
+            redis.Redis.from_url(url).ping()
+        except redis.RedisError as exc:
+            pytest.fail(f"TEST_REDIS_URL is set but Redis is unreachable: {exc}")
+    elif REQUIRE:
+        pytest.fail("REQUIRE_SERVICES=1 but TEST_REDIS_URL is not set")
+    return url
+
+
+def build_app(tmp: Path, keys_dir: Path, port: int, **overrides):
+    url = database_url(tmp, "tessera.db")
+    upgrade_database(url)
+    os.environ["TESSERA_ENV"] = "testing"
+    cfg = {
+        "ISSUER": f"http://127.0.0.1:{port}",
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url(),
+        "KEYS_DIR": str(keys_dir),
+        "ARGON2_MEMORY_KIB": 1024,  # fast hashing in tests; parameters are checked apart
+        "ARGON2_TIME_COST": 1,
+        "RATELIMIT_TOKEN": "10000 per second",
+        "RATELIMIT_LOGIN": "1000 per minute",
+        "RATELIMIT_REGISTER": "1000 per minute",
+        **overrides,
+    }
+    return create_app(cfg)

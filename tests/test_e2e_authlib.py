@@ -28,7 +28,6 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oidc.core import CodeIDToken
-from conftest import _free_port, build_app
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt as jose_jwt
@@ -37,7 +36,15 @@ from joserfc.jwk import KeySet, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
 from werkzeug.serving import make_server
 
-from tests.helpers import PASSWORD, REDIRECT, Harness, assert_oauth_error, form_fields
+from tests.helpers import (
+    PASSWORD,
+    REDIRECT,
+    Harness,
+    assert_oauth_error,
+    build_app,
+    form_fields,
+    free_port,
+)
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -229,7 +236,7 @@ def assertion_grant(pem: bytes, kid: str, client_id: str, audience: str, jti=Non
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory, keys_dir):
     """A second live server: strict refresh reuse detection, and API scopes."""
-    port = _free_port()
+    port = free_port()
     app = build_app(
         tmp_path_factory.mktemp("strict"),
         keys_dir,
@@ -547,7 +554,7 @@ def test_production_refuses_http_jwks_uri(tmp_path, keys_dir):
     app = build_app(
         tmp_path,
         keys_dir,
-        _free_port(),
+        free_port(),
         PRODUCTION=True,
         SECRET_KEY=secrets.token_hex(32),
         ISSUER="https://id.example.test",

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from argon2 import PasswordHasher
-from conftest import build_app
 
 from tests.helpers import (
     PASSWORD,
     REDIRECT,
     Harness,
     assert_redirect_error,
+    build_app,
     form_fields,
     pkce_pair,
     redirect_params,

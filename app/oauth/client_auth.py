@@ -195,7 +195,7 @@ class ClientJwks:
             with urllib.request.urlopen(request, timeout=self._timeout) as resp:  # noqa: S310
                 body = resp.read(256 * 1024)
             jwks = json.loads(body)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise InvalidClient(
                 "The client's jwks_uri could not be fetched.", detail=str(exc)
             ) from None

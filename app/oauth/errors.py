@@ -33,6 +33,11 @@ class InvalidClient(OAuthError):
     status = 401
     description = "Client authentication failed."
 
+    def __init__(self, description: str | None = None, *, detail: str | None = None):
+        super().__init__(description, detail=detail)
+        # A 401 carries a challenge (RFC 7235 §3.1); Basic is what every client can use.
+        self.headers["WWW-Authenticate"] = 'Basic realm="tessera", charset="UTF-8"'
+
 
 class InvalidGrant(OAuthError):
     error = "invalid_grant"

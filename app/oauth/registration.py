@@ -76,6 +76,8 @@ def validate_metadata(
     """Return normalised metadata or raise the RFC 7591 §3.2.2 error."""
     if not isinstance(data, dict):
         raise InvalidClientMetadata("The request body must be a JSON object.")
+    if _contains_nul(data):
+        raise InvalidClientMetadata("Metadata values must not contain NUL characters.")
     app_type = data.get("application_type", "web")
     if app_type not in ("web", "native"):
         raise InvalidClientMetadata("application_type must be web or native.")
@@ -125,6 +127,22 @@ def validate_metadata(
         raise InvalidClientMetadata(f"id_token_signed_response_alg must be one of {signing_algs}.")
     meta["id_token_signed_response_alg"] = alg
     return meta
+
+
+def _contains_nul(data: Any) -> bool:
+    """NUL anywhere in the metadata (PostgreSQL text cannot store it); no recursion."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _scope(value: Any, known: set[str]) -> str:

@@ -194,7 +194,7 @@ def _b64decode(segment: str) -> bytes:
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise InvalidToken(detail="malformed JSON") from None
     if not isinstance(value, dict):
         raise InvalidToken(detail="not a JSON object")

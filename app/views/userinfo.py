@@ -32,9 +32,11 @@ def _bearer_token() -> str:
         return value.strip()
     if form_token:
         return form_token
-    err = InvalidToken("A bearer access token is required.")
-    err.headers["WWW-Authenticate"] = 'Bearer realm="tessera"'
-    raise err
+    raise _NoCredentials()
+
+
+class _NoCredentials(Exception):
+    """RFC 6750 §3.1: a request without credentials gets a bare challenge, no error code."""
 
 
 def _challenge(exc: OAuthError) -> Response:
@@ -62,4 +64,6 @@ def userinfo() -> Response:
             raise InvalidToken(detail="no such user")
     except OAuthError as exc:
         return _challenge(exc)
+    except _NoCredentials:
+        return json_response({}, 401, **{"WWW-Authenticate": 'Bearer realm="tessera"'})
     return json_response(user_claims(user, scopes))
