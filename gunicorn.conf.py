@@ -16,6 +16,9 @@ workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count())
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# Each worker gets its own listening socket and the kernel spreads connections over
+# them; without it, kept-alive connections can pile up on one gthread worker.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1") == "1"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None

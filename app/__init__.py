@@ -78,6 +78,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     discovery = json.dumps(metadata(app.extensions["tessera"])).encode()
     static_headers = web.static_security_headers(issuer.startswith("https://"))
+    # Sessions are opened and saved outside Flask's error handlers: a database or Redis
+    # outage there must still answer 503, not a bare 500.
+    app.wsgi_app = web.OutageGuard(app.wsgi_app, static_headers)  # type: ignore[method-assign]
     allowance = _token_allowance(cfg, limiter)
     app.extensions["tessera_token_allowance"] = allowance  # the view answers what it refuses
     app.wsgi_app = BackChannelFastPath(  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, redirect, session, url_for
+from flask import Response, g, redirect, session, url_for
 
 from app import events
 from app.db import get_db
@@ -26,11 +26,13 @@ MAX_PENDING = 8
 
 
 def current_user() -> User | None:
+    """The signed-in, active user; looked up once per request."""
+    if "user" in g:
+        return g.user
     uid = session.get("uid")
-    if not uid:
-        return None
-    user = find_user(get_db(), uid)
-    return user if user is not None and user.is_active else None
+    user = find_user(get_db(), uid) if uid else None
+    g.user = user if user is not None and user.is_active else None
+    return g.user
 
 
 def sign_in(user: User) -> None:
@@ -47,6 +49,7 @@ def sign_in(user: User) -> None:
         amr=["pwd"],
         pending=pending,
     )
+    g.user = user
     events.record("login.succeeded", user_id=user.id)
 
 

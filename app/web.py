@@ -7,6 +7,7 @@ and RFC 6749 §5.2 JSON otherwise.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import secrets
@@ -120,6 +121,21 @@ def _retry_after() -> int:
 
 
 def render_unexpected(exc: Exception) -> Response:
+    if _is_backend_outage(exc):
+        # The database or Redis is down or restarting: say so, and when to retry.
+        log.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
+        if _wants_html():
+            resp = error_page(503, "Temporarily unavailable", "Please try again in a moment.")
+        else:
+            resp = json_response(
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": "The service is briefly unavailable; retry shortly.",
+                },
+                503,
+            )
+        resp.headers["Retry-After"] = "1"
+        return resp
     log.exception("unhandled error on %s %s", request.method, request.path)
     if _wants_html():
         return error_page(500, "Something went wrong", "Please try again.")
@@ -190,3 +206,60 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, render_unexpected)
     app.after_request(security_headers)
     app.after_request(cors_headers)
+
+
+def _is_backend_outage(exc: BaseException) -> bool:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    outage = (RedisConnectionError, RedisTimeoutError, PoolTimeoutError, OperationalError)
+    if isinstance(exc, outage):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class OutageGuard:
+    """WSGI wrapper: a backend outage raised outside Flask's handlers becomes a 503."""
+
+    def __init__(self, wsgi_app: Any, headers: list[tuple[str, str]]):
+        self.wsgi_app = wsgi_app
+        self.headers = headers
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return self.wsgi_app(environ, start_response)
+        except Exception as exc:
+            if not _is_backend_outage(exc):
+                raise
+            log.warning("backend unavailable on %s: %s", environ.get("PATH_INFO"), exc)
+            if "text/html" in environ.get("HTTP_ACCEPT", ""):
+                body = OUTAGE_PAGE
+                kind = "text/html; charset=utf-8"
+            else:
+                body = OUTAGE_JSON
+                kind = "application/json"
+            start_response(
+                "503 Service Unavailable",
+                [
+                    ("Content-Type", kind),
+                    ("Content-Length", str(len(body))),
+                    ("Retry-After", "1"),
+                    ("Cache-Control", "no-store"),
+                    *self.headers,
+                ],
+            )
+            return [body]
+
+
+OUTAGE_JSON = json.dumps(
+    {
+        "error": "temporarily_unavailable",
+        "error_description": "The service is briefly unavailable; retry shortly.",
+    }
+).encode()
+OUTAGE_PAGE = (
+    b"<!doctype html><title>Temporarily unavailable</title>"
+    b"<h1>Temporarily unavailable</h1><p>Please try again in a moment.</p>"
+)

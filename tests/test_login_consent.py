@@ -156,7 +156,7 @@ def test_failed_logins_show_the_same_error_for_every_cause(h, client):
     assert_signed_out(h, browser, client[0])
     # the form shown again still signs the user in
     resp = post_login(h, browser, again, user.username, PASSWORD)
-    assert urlsplit(resp.headers["Location"]).path == "/authorize/resume"
+    assert urlsplit(resp.headers["Location"]).path == "/consent"
 
 
 @pytest.mark.parametrize(("username", "password"), [("", PASSWORD), ("someone", "")])
@@ -173,8 +173,6 @@ def test_login_by_email_works_in_any_case(h, client):
     browser = requests.Session()
     fields = login_form(h, browser, client[0])
     resp = post_login(h, browser, fields, user.email.upper(), PASSWORD)
-    assert urlsplit(resp.headers["Location"]).path == "/authorize/resume"
-    resp = browser.get(h.url(resp.headers["Location"]), allow_redirects=False, timeout=10)
     assert urlsplit(resp.headers["Location"]).path == "/consent"
 
 
@@ -210,9 +208,10 @@ def test_session_id_changes_at_login_and_the_old_one_is_dead(h, client):
         timeout=10,
     )
     assert_redirect_error(resp, "login_required", params["state"], h.issuer)
-    # the new session carries the pending request on
-    resp = browser.get(h.url(signed.headers["Location"]), allow_redirects=False, timeout=10)
-    assert urlsplit(resp.headers["Location"]).path == "/consent"
+    # the new session carries the pending request on to the consent page
+    assert urlsplit(signed.headers["Location"]).path == "/consent"
+    page = browser.get(h.url(signed.headers["Location"]), allow_redirects=False, timeout=10)
+    assert page.status_code == 200 and 'name="decision"' in page.text
 
 
 def _cookie_attributes(header: str) -> tuple[str, str, set[str]]:

@@ -391,6 +391,17 @@ def test_health_ready_fails_when_the_database_is_unreachable(tmp_path, keys_dir)
     assert body["checks"]["database"] == "unavailable"
     assert body["checks"]["signing_key"] == "ok"
     assert client.get("/health/live").status_code == 200  # alive, only not ready
+    # requests that need the database answer 503 with Retry-After, never a 500
+    token = client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic_auth("c", "s")
+    )
+    assert token.status_code == 503
+    assert token.headers["Retry-After"] == "1"
+    assert token.get_json()["error"] == "temporarily_unavailable"
+    page = client.get("/login", headers={"Cookie": "tessera_session=" + "x" * 43})
+    assert page.status_code in (200, 503)  # the page needs no database
+    login = client.post("/login", data={"username": "u", "password": "p"})
+    assert login.status_code in (400, 503) and "text/html" in login.headers["Content-Type"]
 
 
 # -- proxies ---------------------------------------------------------------------------
@@ -529,3 +540,7 @@ def test_error_redirect_targets_survive_the_csp(h):
     assert resp.headers["Location"].startswith(REDIRECT + "?")
     assert redirect_params(resp)["iss"] == h.issuer
     assert_security_headers(resp)
+
+
+def basic_auth(client_id: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}

@@ -6,6 +6,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -17,8 +18,9 @@ from app import events
 from app.db import get_db
 from app.extensions import limiter, login_account_key, provider
 from app.forms import LoginForm, LogoutForm
-from app.interaction import current_user, load_pending, sign_in
+from app.interaction import advance, current_user, load_pending, sign_in
 from app.models import User
+from app.oauth.authorize import AuthorizationRequest
 from app.store import find_user_by_login
 
 bp = Blueprint("login", __name__)
@@ -46,8 +48,11 @@ def login() -> Response | str:
         user = _check_password(form.username.data or "", form.password.data or "")
         if user is not None:
             sign_in(user)
-            if load_pending(ix) is not None:
-                return redirect(url_for("authorize.resume", ix=ix))
+            entry = load_pending(ix)
+            if entry is not None:
+                # Straight on to consent or the client: no extra hop through /authorize.
+                req = AuthorizationRequest.from_dict(entry["request"])
+                return advance(req, ix, consented=entry.get("consented", False))
             return redirect(url_for("login.home"))
         error = "The username or password is incorrect."
         events.record("login.failed", login=(form.username.data or "")[:64])
@@ -86,4 +91,5 @@ def logout() -> Response:
     if form.validate_on_submit() and session.get("uid"):
         events.record("logout", user_id=session.get("uid"))
         session.clear()
+        g.pop("user", None)
     return redirect(url_for("login.home"))
