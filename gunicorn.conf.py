@@ -1,8 +1,10 @@
 """gunicorn settings, each overridable from the environment.
 
-Two sync workers per core suit a CPU-bound service behind nginx (nginx buffers slow
-clients); set GUNICORN_WORKER_CLASS=gthread and GUNICORN_THREADS for keep-alive
-straight to gunicorn.
+One gthread worker per core with a few threads each: signing (RSA/EC) and argon2
+release the GIL, so threads overlap them with database and Redis round trips, and
+keep-alive connections are served without a reconnect per request. reuse_port gives
+every worker its own listening socket, so the kernel spreads connections evenly.
+Measured in bench/RESULTS.md against sync workers.
 """
 
 import multiprocessing
@@ -13,8 +15,8 @@ bind = (
     or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 )
 workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count())
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Each worker gets its own listening socket and the kernel spreads connections over
 # them; without it, kept-alive connections can pile up on one gthread worker.

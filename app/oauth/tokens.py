@@ -12,7 +12,7 @@ from typing import Any
 
 import jwt
 
-from app.keys import KeyStore
+from app.keys import KeyStore, SigningKey
 from app.oauth.errors import InvalidToken
 from app.security import half_hash
 
@@ -61,14 +61,7 @@ class TokenIssuer:
             claims["scope"] = scope
         if auth_time is not None:
             claims["auth_time"] = auth_time
-        key = self.keys.signing_key()
-        token = jwt.encode(
-            claims,
-            key.private_key,
-            algorithm=key.alg,
-            headers={"typ": ACCESS_TOKEN_TYPE, "kid": key.kid},
-        )
-        return token, claims
+        return _sign(claims, self.keys.signing_key(), ACCESS_TOKEN_TYPE), claims
 
     def id_token(
         self,
@@ -107,7 +100,7 @@ class TokenIssuer:
             claims["amr"] = amr
         if extra:
             claims.update(extra)
-        return jwt.encode(claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid})
+        return _sign(claims, key, "JWT")
 
     def decode_access_token(self, token: str) -> dict[str, Any]:
         """Verify signature, typ, iss, aud and exp (RFC 9068 §4); raise InvalidToken.
@@ -179,6 +172,29 @@ class TokenIssuer:
 
 
 LEEWAY = 5
+
+
+def _sign(claims: dict[str, Any], key: SigningKey, typ: str) -> str:
+    """A compact JWS (RFC 7515 §3.1) with a header that is fixed per key and type.
+
+    The same as jwt.encode, minus the per-call header building and checks: this runs
+    once per token issued. PyJWT's algorithm object does the signing.
+    """
+    header = _HEADERS.get((key.kid, typ))
+    if header is None:
+        raw = json.dumps({"alg": key.alg, "kid": key.kid, "typ": typ}, separators=(",", ":"))
+        header = _HEADERS[(key.kid, typ)] = _b64encode(raw.encode())
+    payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{payload}"
+    signature = _ALGORITHMS[key.alg].sign(signing_input.encode("ascii"), key.private_key)
+    return f"{signing_input}.{_b64encode(signature)}"
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+_HEADERS: dict[tuple[str, str], str] = {}
 VERIFIED_CACHE_SIZE = 4096
 _ALGORITHMS = jwt.algorithms.get_default_algorithms()
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
