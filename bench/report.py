@@ -272,13 +272,17 @@ def targets(rows: dict, ceilings: dict | None) -> list[tuple[str, str, str]]:
         )
         a2 = (ceilings or {}).get("argon2_verifies_per_s", {})
         if a2:
-            n, ceiling = max(a2.items(), key=lambda kv: int(kv[0]))
-            share = rate / ceiling if ceiling else 0.0
+            # The verify rate is one verification after another (as issue 3 quotes it:
+            # "~11 verifies/s" with the library defaults); the all-cores rate is shown too.
+            single = a2.get("1") or a2.get(1) or min(a2.values())
+            n, most = max(a2.items(), key=lambda kv: int(kv[0]))
+            share = rate / single if single else 0.0
             out.append(
                 (
                     f"sign-in c={c}: >= {SIGNIN_ARGON2_SHARE:.0%} of argon2 verify rate",
                     verdict(share >= SIGNIN_ARGON2_SHARE),
-                    f"{share:.0%} ({rate:.1f} / {ceiling:.1f} with {n} processes)",
+                    f"{share:.0%} ({rate:.1f} / {single:.1f} verifies/s in 1 process;"
+                    f" {rate / most:.0%} of {most:.1f} with {n} processes)",
                 )
             )
         else:
