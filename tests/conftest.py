@@ -4,15 +4,13 @@ server for end-to-end tests. With REQUIRE_SERVICES=1 a missing service fails."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from app.keys import generate_key_file
-from tests.helpers import Harness, build_app, free_port
+from tests.helpers import Harness, serve
 
 
 @pytest.fixture(scope="session")
@@ -25,15 +23,8 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Iterator[Harness]:
     """One migrated app served over real HTTP for the whole session."""
-    port = free_port()
-    app = build_app(tmp_path_factory.mktemp("db"), keys_dir, port)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Harness(app, f"http://127.0.0.1:{port}")
-    finally:
-        server.shutdown()
+    with serve(tmp_path_factory.mktemp("db"), keys_dir) as harness:
+        yield harness
 
 
 @pytest.fixture

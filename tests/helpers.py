@@ -8,7 +8,10 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
@@ -18,6 +21,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import pytest
 import requests
 from flask import Flask
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.cli import create_client, upgrade_database
@@ -265,3 +269,16 @@ def build_app(tmp: Path, keys_dir: Path, port: int, **overrides):
         **overrides,
     }
     return create_app(cfg)
+
+
+@contextmanager
+def serve(tmp: Path, keys_dir: Path, **overrides: Any) -> Iterator[Harness]:
+    """A migrated app with these settings, served over real HTTP on its own port."""
+    port = free_port()
+    app = build_app(tmp, keys_dir, port, **overrides)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield Harness(app, f"http://127.0.0.1:{port}")
+    finally:
+        server.shutdown()

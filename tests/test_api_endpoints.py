@@ -4,37 +4,20 @@
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.serving import make_server
 
-from tests.helpers import Harness, assert_oauth_error, build_app, free_port, pkce_pair
+from tests.helpers import Harness, assert_oauth_error, pkce_pair, serve
 
 ORIGIN = {"Origin": "https://spa.example.com"}
 ADDRESS = {"street_address": "1 Main St", "locality": "Springfield", "country": "US"}
-
-
-@contextmanager
-def serve(tmp, keys_dir, **overrides) -> Iterator[Harness]:
-    """Another app, with different settings, on its own port."""
-    port = free_port()
-    app = build_app(tmp, keys_dir, port, **overrides)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Harness(app, f"http://127.0.0.1:{port}")
-    finally:
-        server.shutdown()
 
 
 def code_tokens(h: Harness, scope: str = "openid profile email", **client_kw):

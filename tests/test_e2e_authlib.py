@@ -34,7 +34,6 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import InvalidClaimError
 from joserfc.jwk import KeySet, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
-from werkzeug.serving import make_server
 
 from tests.helpers import (
     PASSWORD,
@@ -44,6 +43,7 @@ from tests.helpers import (
     build_app,
     form_fields,
     free_port,
+    serve,
 )
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -236,20 +236,13 @@ def assertion_grant(pem: bytes, kid: str, client_id: str, audience: str, jti=Non
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory, keys_dir):
     """A second live server: strict refresh reuse detection, and API scopes."""
-    port = free_port()
-    app = build_app(
+    with serve(
         tmp_path_factory.mktemp("strict"),
         keys_dir,
-        port,
         REFRESH_REUSE_GRACE=0,
         API_SCOPES=["api.read", "api.write"],
-    )
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield Harness(app, f"http://127.0.0.1:{port}")
-    finally:
-        server.shutdown()
+    ) as harness:
+        yield harness
 
 
 # --- the authorization code flow --------------------------------------------------------

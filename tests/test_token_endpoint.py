@@ -12,14 +12,12 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import quote_plus
 
 import jwt
 import pytest
 import requests
 from sqlalchemy import update
-from werkzeug.serving import make_server
 
 from app.models import AuthorizationCode, Client, Token, User
 from app.security import digest
@@ -27,27 +25,12 @@ from tests.helpers import (
     REDIRECT,
     Harness,
     assert_oauth_error,
-    build_app,
-    free_port,
     pkce_pair,
     redirect_params,
+    serve,
 )
 
 ORIGIN = {"Origin": "https://spa.example.com"}
-
-
-@contextmanager
-def serve(tmp, keys_dir, **overrides) -> Iterator[Harness]:
-    """Another app, with different settings, on its own port."""
-    port = free_port()
-    app = build_app(tmp, keys_dir, port, **overrides)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Harness(app, f"http://127.0.0.1:{port}")
-    finally:
-        server.shutdown()
 
 
 def post_token(h: Harness, data, auth=None, headers=None) -> requests.Response:
