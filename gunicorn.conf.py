@@ -45,3 +45,9 @@ def pre_fork(server, worker):
 
     gc.collect()
     gc.freeze()
+
+
+def when_ready(server):
+    # With reuse_port the workers open their own sockets, so the master's own
+    # "Listening at" line has no address to show.
+    server.log.info("Serving on http://%s", bind)
