@@ -13,12 +13,12 @@ import pytest
 from app.keys import generate_key_file
 from tests.helpers import Harness, serve
 
-# The deny-list mirror exists only with Redis: its tests run whenever Redis is given
-# (and CI's REQUIRE_SERVICES=1 fails the run when it is not).
+# The deny-list copy, and workers sharing state, exist only with Redis: these tests
+# run whenever Redis is given (and CI's REQUIRE_SERVICES=1 fails when it is not).
 collect_ignore = (
     []
     if os.environ.get("TEST_REDIS_URL") or os.environ.get("REQUIRE_SERVICES") == "1"
-    else ["test_deny_mirror.py"]
+    else ["test_deny_mirror.py", "test_multiprocess.py"]
 )
 
 
