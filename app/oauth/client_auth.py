@@ -44,18 +44,12 @@ def _basic_credentials(authorization: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _basic_failure("Malformed Basic credentials.") from None
+        raise InvalidClient("Malformed Basic credentials.") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id:
-        raise _basic_failure("Malformed Basic credentials.")
+        raise InvalidClient("Malformed Basic credentials.")
     # RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
     return unquote_plus(client_id), unquote_plus(secret)
-
-
-def _basic_failure(description: str = "Client authentication failed.") -> InvalidClient:
-    err = InvalidClient(description)
-    err.headers["WWW-Authenticate"] = 'Basic realm="tessera", charset="UTF-8"'
-    return err
 
 
 def authenticate_client(
@@ -78,7 +72,7 @@ def authenticate_client(
         body_id = params.get("client_id")
         if body_id is not None and body_id != client_id:
             raise InvalidRequest("client_id does not match the authenticated client.")
-        return _check_secret(ctx.lookup(client_id), secret, "client_secret_basic", basic=True)
+        return _check_secret(ctx.lookup(client_id), secret, "client_secret_basic")
     if assertion is not None or assertion_type is not None:
         return _check_assertion(params, assertion, assertion_type, ctx)
     client_id = params.get("client_id")
@@ -86,14 +80,14 @@ def authenticate_client(
         raise InvalidClient("Client authentication is required.")
     client = ctx.lookup(client_id)
     if body_secret is not None:
-        return _check_secret(client, body_secret, "client_secret_post", basic=False)
+        return _check_secret(client, body_secret, "client_secret_post")
     if client is None or client.token_endpoint_auth_method != "none":
         raise InvalidClient("Client authentication failed.")
     return client
 
 
-def _check_secret(client: Client | None, secret: str, method: str, *, basic: bool) -> Client:
-    fail = _basic_failure() if basic else InvalidClient()
+def _check_secret(client: Client | None, secret: str, method: str) -> Client:
+    fail = InvalidClient()  # carries the Basic challenge of every 401 invalid_client
     presented = digest(secret)
     if client is None or client.secret_digest is None:
         same(presented, presented)  # same work whether or not the client exists

@@ -1,12 +1,12 @@
-"""GET/POST /authorize (RFC 6749 §3.1, OIDC Core §3.1.2.1) and resuming after sign-in."""
+"""GET/POST /authorize (RFC 6749 §3.1, OIDC Core §3.1.2.1)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
 from app.extensions import csrf, provider
-from app.interaction import advance, expired_request, load_pending
-from app.oauth.authorize import AuthorizationRequest, resolve_redirect, validate_request
+from app.interaction import advance
+from app.oauth.authorize import resolve_redirect, validate_request
 from app.web import params_from
 
 bp = Blueprint("authorize", __name__)
@@ -24,13 +24,3 @@ def authorize() -> Response:
         params, client, redirect_uri, given, p.known_scopes, p.tokens.decode_id_token_hint
     )
     return advance(req, None)
-
-
-@bp.get("/authorize/resume")
-def resume() -> Response:
-    ix = request.args.get("ix")
-    entry = load_pending(ix)
-    if entry is None:
-        return expired_request()
-    req = AuthorizationRequest.from_dict(entry["request"])
-    return advance(req, ix, consented=entry.get("consented", False))
